@@ -20,10 +20,13 @@ from reidgraph.data.datasets import (
     msmt17_to_frame,
     sysu_gallery_indices,
 )
+from reidgraph.data.image_dataset import ImageDataset, collate_images
 from reidgraph.data.images import ImageReadError, read_image, verify_image
 from reidgraph.data.load import dataset_names, load_dataset, register_dataset, unregister_dataset
 from reidgraph.data.records import INFRARED, VISIBLE, ImageRecord, ReIDDataset, ReIDSplit
+from reidgraph.data.samplers import RandomIdentitySampler
 from reidgraph.data.synthetic import PRESETS, SyntheticWorld, WorldConfig, make_world
+from reidgraph.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
 __all__ = [
     "ImageRecord",
@@ -49,6 +52,12 @@ __all__ = [
     "read_image",
     "verify_image",
     "ImageReadError",
+    "ImageDataset",
+    "collate_images",
+    "build_transforms",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RandomIdentitySampler",
     "make_world",
     "SyntheticWorld",
     "WorldConfig",

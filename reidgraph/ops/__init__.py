@@ -9,6 +9,15 @@ faiss is optional and imported lazily (:data:`WITH_FAISS`).
 
 from reidgraph.ops._faiss import WITH_FAISS
 from reidgraph.ops.camera_norm import camera_center, camera_means
+from reidgraph.ops.k_reciprocal import (
+    CONVENTIONS,
+    gaussian_encoding,
+    jaccard_distance,
+    k_reciprocal_expansion,
+    k_reciprocal_neighbors,
+    list_lengths,
+    local_query_expansion,
+)
 from reidgraph.ops.pairwise import (
     DEFAULT_BLOCK_BYTES,
     METRICS,
@@ -36,4 +45,11 @@ __all__ = [
     "BACKENDS",
     "PRECISIONS",
     "WITH_FAISS",
+    "jaccard_distance",
+    "k_reciprocal_neighbors",
+    "k_reciprocal_expansion",
+    "gaussian_encoding",
+    "local_query_expansion",
+    "list_lengths",
+    "CONVENTIONS",
 ]

@@ -1,0 +1,35 @@
+r"""Training recipes: one short file per method, stating only what differs.
+
+* :class:`ClusterContrast` (``"baseline"``) — DBSCAN on the Jaccard
+  distance, cluster memory, ClusterNCE; the base of G-Fusion and GUR.
+
+:data:`RECIPES` maps the command-line names to the classes; a new recipe
+is a :class:`~reidgraph.train.Recipe` subclass, used directly from Python
+(``fit(MyRecipe(), dataset)``) or added to :data:`RECIPES` for the CLI.
+"""
+
+from __future__ import annotations
+
+from reidgraph.train.recipe import Recipe
+from reidgraph.train.recipes.baseline import ClusterContrast
+
+__all__ = ["ClusterContrast", "RECIPES", "get_recipe"]
+
+#: Command-line name -> recipe class.
+RECIPES: dict[str, type[Recipe]] = {"baseline": ClusterContrast}
+
+
+def get_recipe(name: str) -> type[Recipe]:
+    r"""The recipe class called ``name`` (case-insensitive).
+
+    Raises:
+        ValueError: Unknown name (the message lists the known ones).
+
+    Example:
+        >>> get_recipe("baseline").__name__
+        'ClusterContrast'
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in RECIPES:
+        raise ValueError(f"Could not resolve recipe={name!r} among choices {sorted(RECIPES)}")
+    return RECIPES[key]
