@@ -818,7 +818,8 @@ def jaccard_distance(
     Returns:
         scipy.sparse.csr_matrix or torch.Tensor: ``[N, N]`` float32 Jaccard
         distances in ``[0, 1)``, stored where the encodings overlap (the
-        diagonal always), sorted column indices.
+        diagonal too, at about 0, unless more than ``k1`` exact duplicates
+        push an item out of its own list), sorted column indices.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.3], [5.0], [5.2], [5.5]])

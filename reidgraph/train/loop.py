@@ -101,6 +101,7 @@ class TrainState:
     supervision: Any = None
     memory: nn.Module | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    best_map: float = -math.inf
     history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -407,6 +408,14 @@ class Trainer:
             state.scaler.load_state_dict(extra["scaler"])
         state.step = int(extra.get("step", 0))
         state.history = list(extra.get("history", []))
+        state.best_map = float(extra.get("best_map", -math.inf))
+        evaluated = [row for row in state.history if "mAP" in row]
+        if evaluated:  # a finished run resumed: report its last evaluation
+            state.metrics = {
+                k: evaluated[-1][k]
+                for k in ("rank1", "rank5", "rank10", "mAP", "mINP")
+                if k in evaluated[-1]
+            }
         self.recipe.load_state_dict(extra.get("recipe_state", {}), state)
         epoch = int(ckpt["epoch"])
         if epoch + 1 >= self.config.epochs:
@@ -624,6 +633,7 @@ class Trainer:
                     "recipe_state": self.recipe.state_dict(state),
                     "scaler": state.scaler.state_dict(),
                     "step": state.step,
+                    "best_map": state.best_map,
                     "history": state.history,
                 },
             )
@@ -678,7 +688,6 @@ class Trainer:
         cfg, recipe = self.config, self.recipe
         initial: dict[str, Any] = {}
         checkpoint = None
-        best = -1.0
         try:
             if cfg.eval_before and start == 0:
                 t = time.perf_counter()
@@ -742,12 +751,13 @@ class Trainer:
                     100.0 * graph_s / epoch_s,
                     f", mAP {row['mAP']:.4f}" if "mAP" in row else "",
                 )
+                improved = "mAP" in row and row["mAP"] > state.best_map
+                if improved:
+                    state.best_map = row["mAP"]
                 if cfg.checkpoint_every and (is_last or (epoch + 1) % cfg.checkpoint_every == 0):
                     checkpoint = self._checkpoint(state, CHECKPOINT_NAME)
-                    if "mAP" in row and row["mAP"] > best:
-                        best = row["mAP"]
-                        if state.dist.is_main:
-                            _link_or_copy(checkpoint, os.path.join(state.output_dir, BEST_NAME))
+                    if improved and state.dist.is_main:
+                        _link_or_copy(checkpoint, os.path.join(state.output_dir, BEST_NAME))
         finally:
             if self._log is not None:
                 self._log.close()

@@ -48,15 +48,13 @@ def test_resume_gives_the_uninterrupted_run(tmp_path, train_only_world, standins
     ]
 
 
-def test_resume_of_a_finished_run_trains_nothing(tmp_path, train_only_world, standins, caplog):
-    done = fit(
-        standins.CentroidRecipe(), train_only_world, output_dir=str(tmp_path), epochs=1, iters=1
-    )
+def test_resume_of_a_finished_run_trains_nothing(tmp_path, tiny_world, standins, caplog):
+    done = fit(standins.CentroidRecipe(), tiny_world, output_dir=str(tmp_path), epochs=1, iters=1)
     recipe = standins.CentroidRecipe()
     with caplog.at_level(logging.WARNING, logger="reidgraph.train.loop"):
         again = fit(
             recipe,
-            train_only_world,
+            tiny_world,
             output_dir=str(tmp_path),
             epochs=1,
             iters=1,
@@ -65,6 +63,8 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path, train_only_world, sta
     assert "nothing is left to train" in caplog.text
     assert "forward" not in recipe.events
     assert len(again.history) == 1
+    # The last evaluation is reported again.
+    assert again.metrics == done.metrics and 0.0 <= done.metrics["mAP"] <= 1.0
 
 
 def test_resume_missing_file(tmp_path, train_only_world, standins):
