@@ -87,6 +87,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
+    import reidgraph.labelers  # noqa: F401 (import time is not graph work)
     from reidgraph.data import make_world
     from reidgraph.train import fit
     from reidgraph.train.recipes import ClusterContrast

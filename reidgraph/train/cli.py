@@ -127,6 +127,8 @@ def _add_recipe_parser(sub: Any, name: str, recipe_cls: type) -> None:
     for flag, field, kw in _CONFIG_FLAGS:
         kw = dict(kw)
         kw.setdefault("default", None)
+        if "action" not in kw:
+            kw["metavar"] = field.upper()
         run.add_argument(flag, dest=f"cfg_{field}", **kw)
         taken.add(flag)
     run.add_argument("--resume", default=None, help="checkpoint to continue from")
@@ -142,7 +144,12 @@ def _add_recipe_parser(sub: Any, name: str, recipe_cls: type) -> None:
             )
         else:
             method.add_argument(
-                flag, dest=f"rcp_{arg}", type=kind, default=None, help=f"(default: {default})"
+                flag,
+                dest=f"rcp_{arg}",
+                type=kind,
+                default=None,
+                metavar=arg.upper(),
+                help=f"(default: {default})",
             )
     p.set_defaults(func=run_train, recipe_name=name)
 

@@ -191,6 +191,10 @@ class Recipe:
         r"""Optimiser parameter groups: the backbone at
         ``lr * backbone_lr_mult``, the new layers (head) at ``lr``.
 
+        Papers that fine-tune a pretrained backbone slower than the new
+        layers set ``backbone_lr_mult=0.1`` (QAConv's ECCV code, IICS's code;
+        REFERENCE_NOTES A.1, A.3); cluster contrast trains both at one rate.
+
         Models without ``backbone_parameters`` / ``head_parameters`` get one
         group of all their parameters. Frozen parameters are left out.
         """

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from reidgraph.data import make_world
 from reidgraph.train import fit
@@ -143,20 +142,25 @@ def test_trains_on_a_dataset_root(tmp_path):
 
 @pytest.mark.slow
 def test_small_world_two_epochs_beat_random_init(tmp_path):
-    # The acceptance run: small preset, 2 epochs, < 5 minutes on a 2-core CPU,
-    # learned features better than the randomly initialised ones.
+    # The acceptance run: small preset, 2 epochs, < 5 minutes on the 2-core CPU,
+    # learned features better than the randomly initialised ones. Without ImageNet weights
+    # the first clustering sees random features dominated by each camera's background:
+    # with Market's k1=30 / eps=0.6 its same-cluster pairs are ~10% true matches (look-alikes
+    # of one camera merged) and training on them does not help; the smaller k-reciprocal
+    # neighbourhood of this small world (k1=10, k2=3, eps=0.5) gives ~80% precise clusters.
+    # Measured (seeds 0, 1, 2; ~45 s each on an idle machine): mAP 0.029 -> 0.073,
+    # 0.037 -> 0.086, 0.040 -> 0.087.
     world = make_world("small", seed=0, verbose=False)
     start = time.perf_counter()
     result = fit(
-        ClusterContrast(),
+        ClusterContrast(eps=0.5, k1=10, k2=3),
         world,
         depth=18,
-        last_stride=2,
-        height=64,
-        width=32,
+        height=32,
+        width=16,
         flip=False,
         epochs=2,
-        iters=30,
+        iters=100,
         batch_size=32,
         num_instances=4,
         num_workers=0,
@@ -167,5 +171,5 @@ def test_small_world_two_epochs_beat_random_init(tmp_path):
     )
     elapsed = time.perf_counter() - start
     assert elapsed < 300, f"2 epochs took {elapsed:.0f} s"
-    assert result.metrics["mAP"] > result.initial_metrics["mAP"]
-    torch.testing.assert_close(result.history[-1]["mAP"], result.metrics["mAP"])
+    assert result.metrics["mAP"] > 1.5 * result.initial_metrics["mAP"]
+    assert result.history[-1]["mAP"] == result.metrics["mAP"]
