@@ -17,7 +17,9 @@ Labelers here (the baselines the papers compare against):
 * :class:`FixedClusters` — agglomerative clustering into a fixed number of
   clusters (IICS);
 * :class:`KNNPairs`, :class:`ThresholdPairs` — the "KNN" and "SS" pair
-  baselines of MPRD's Table 1.
+  baselines of MPRD's Table 1;
+* :class:`GFusionAffinity` — G-Fusion's camera-grouped affinity targets
+  (spatio-temporal graph, random GraphSAGE, Eq. 1–10).
 
 A new labeler subclasses :class:`PseudoLabeler` and writes ``label(data)``;
 see ``docs/tutorial_gnn_labeler.md``.
@@ -37,6 +39,12 @@ from reidgraph.labelers.base import (
     label_groups,
 )
 from reidgraph.labelers.dbscan import EPS, JaccardDBSCAN, dbscan_precomputed
+from reidgraph.labelers.gfusion import (
+    GFusionAffinity,
+    NoTimestampsError,
+    camera_grouped_targets,
+    propagated_affinity,
+)
 from reidgraph.labelers.pairs import KNNPairs, ThresholdPairs
 
 __all__ = [
@@ -56,4 +64,8 @@ __all__ = [
     "FixedClusters",
     "KNNPairs",
     "ThresholdPairs",
+    "GFusionAffinity",
+    "NoTimestampsError",
+    "camera_grouped_targets",
+    "propagated_affinity",
 ]

@@ -5,9 +5,15 @@ r"""Losses that consume the supervision forms of :mod:`reidgraph.labelers`.
 * :func:`hard_triplet_loss` / :class:`HardTripletLoss` — batch-hard triplet,
   margin 0.3 (IICS Eq. 11);
 * :func:`cluster_nce` / :class:`ClusterNCE` — contrast against the centroids
-  of a :class:`~reidgraph.nn.memory.ClusterMemory` (GUR Eq. 3–4).
+  of a :class:`~reidgraph.nn.memory.ClusterMemory` (GUR Eq. 3–4);
+* :func:`camera_grouped_distillation` / :class:`CameraGroupedDistillation`
+  — G-Fusion's affinity distillation against an instance memory (Eq. 9–13).
 """
 
+from reidgraph.losses.camera_distillation import (
+    CameraGroupedDistillation,
+    camera_grouped_distillation,
+)
 from reidgraph.losses.cluster_nce import ClusterNCE, cluster_nce
 from reidgraph.losses.cross_entropy import (
     CrossEntropyLabelSmooth,
@@ -22,4 +28,6 @@ __all__ = [
     "HardTripletLoss",
     "cluster_nce",
     "ClusterNCE",
+    "camera_grouped_distillation",
+    "CameraGroupedDistillation",
 ]
