@@ -132,6 +132,12 @@ def _add_recipe_parser(sub: Any, name: str, recipe_cls: type) -> None:
         run.add_argument(flag, dest=f"cfg_{field}", **kw)
         taken.add(flag)
     run.add_argument("--resume", default=None, help="checkpoint to continue from")
+    run.add_argument(
+        "--init",
+        default=None,
+        help="start from the weights of this reidgraph checkpoint (e.g. a source-domain "
+        "'supervised' run); its classifier is dropped, optimiser and epoch are not restored",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     method = p.add_argument_group(f"{name} recipe ({recipe_cls.__name__})")
     for arg, kind, default in recipe_arguments(recipe_cls):
@@ -204,6 +210,19 @@ def _load_data(args: argparse.Namespace):
     return load_dataset(args.dataset, args.data_root)
 
 
+def init_weights(model: Any, path: str) -> Any:
+    r"""Loads a reidgraph checkpoint's network weights into ``model`` and
+    gives it back its own classifier size (the checkpoint's classifier, e.g.
+    of a source dataset's identities, is dropped)."""
+    from reidgraph.models import load_checkpoint
+
+    classes = getattr(model, "num_classes", None)
+    load_checkpoint(path, model=model, restore_rng=False)
+    if classes is not None and model.num_classes != classes:
+        model.reset_classifier(classes)
+    return model
+
+
 def run_train(args: argparse.Namespace) -> int:
     r"""Handler of ``reidgraph train RECIPE``: builds the recipe, the
     config and the dataset from the flags, trains, prints a summary (rank 0
@@ -228,8 +247,14 @@ def run_train(args: argparse.Namespace) -> int:
         overrides.setdefault("height", h)
         overrides.setdefault("width", w)
     config = recipe.config(**overrides)
+    model = None
+    if args.init is not None:
+        if args.resume is not None:
+            raise ValueError("pass --init (new run from weights) or --resume (continue), not both")
+        recipe.check_dataset(dataset)  # some recipes size their model from the dataset
+        model = init_weights(recipe.build_model(config), args.init)
     try:
-        result = fit(recipe, dataset, config, resume=args.resume)
+        result = fit(recipe, dataset, config, model=model, resume=args.resume)
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

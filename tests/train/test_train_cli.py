@@ -59,8 +59,8 @@ def test_flags_reach_fit(monkeypatch):
 
     seen = {}
 
-    def capture(recipe, dataset, config, *, resume=None):
-        seen.update(recipe=recipe, dataset=dataset, config=config, resume=resume)
+    def capture(recipe, dataset, config, *, model=None, resume=None):
+        seen.update(recipe=recipe, dataset=dataset, config=config, resume=resume, model=model)
         raise loop.NonFiniteLossError("stop here")
 
     monkeypatch.setattr(loop, "fit", capture)
@@ -132,3 +132,34 @@ def test_diverged_training_is_reported(monkeypatch, capsys):
     monkeypatch.setattr(loop, "fit", diverge)
     assert _run(["train", "baseline", *FAST]) == 2
     assert "error: the training loss became nan at epoch 0" in capsys.readouterr().err
+
+
+def test_init_from_a_source_checkpoint(tmp_path, monkeypatch):
+    # G-Fusion's starting point (Sec. 4.2): a supervised source run, then --init on the target.
+    import torch
+
+    import reidgraph.train.loop as loop
+
+    fast = [a for a in FAST if a not in ("--eps", "0.5", "--k1", "10", "--k2", "3")]
+    src = tmp_path / "source"
+    argv = ["train", "supervised", "--world-seed", "1", *fast, "--output-dir", str(src)]
+    assert _run(argv) == 0
+    saved = torch.load(src / "checkpoint.pth", weights_only=True)["model"]
+    assert saved["classifier.weight"].shape[0] == 16  # the tiny world's 16 training identities
+    seen = {}
+
+    def capture(recipe, dataset, config, *, model=None, resume=None):
+        seen.update(model=model, resume=resume)
+        raise loop.NonFiniteLossError("stop here")
+
+    monkeypatch.setattr(loop, "fit", capture)
+    _run(["train", "gfusion", *fast, "--init", str(src / "checkpoint.pth")])
+    model = seen["model"]
+    assert model is not None and seen["resume"] is None
+    assert model.num_classes == 0  # the source classifier is dropped
+    ours = model.state_dict()
+    for key, value in saved.items():
+        if not key.startswith("classifier."):
+            assert torch.equal(ours[key], value), key
+    with pytest.raises(ValueError, match="--init .* or --resume"):
+        _run(["train", "gfusion", *fast, "--init", "a.pth", "--resume", "b.pth"])
