@@ -5,7 +5,7 @@ domain (Sec. 4.2). By default both domains are synthetic worlds (different ident
 people and camera styles; the target's timestamps are used, its labels only to score):
 
     python examples/gfusion.py                       # small worlds, about 10 min on 2 CPU cores
-    python examples/gfusion.py --quick               # tiny worlds, 1 min: a smoke run
+    python examples/gfusion.py --quick               # tiny worlds, one short epoch: a smoke run
 
 On real data, give the target root (Market-1501 layout, or any registered dataset) and either a
 labelled source root to pre-train on or an existing source checkpoint:
@@ -16,8 +16,9 @@ labelled source root to pre-train on or an existing source checkpoint:
         --init runs/supervised/checkpoint.pth --paper-schedule
 
 Rows (Table 2): 0 visual graph in training, no re-ranking; 1 + ST_train; 2 + ST_train,
-re-ranking without ST; 3 re-ranking only; 4 re-ranking + ST_test; 5 full. With
-``--propagated`` two more rows train with the public code's propagated targets (1p, 5p).
+re-ranking without ST; 3 re-ranking only; 4 re-ranking + ST_test; 5 full. In two more rows
+(1p, 5p) the ST model is trained with the public code's propagated targets instead
+(``--no-propagated`` skips that third run).
 """
 
 from __future__ import annotations
@@ -79,29 +80,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ResNet-50 at 256x128, batch 64, 202 iterations, 80 source epochs",
     )
     p.add_argument("--k-s", type=int, default=3)
-    p.add_argument("--k-l", type=int, default=60)
+    p.add_argument(
+        "--k-l",
+        type=int,
+        default=None,
+        help="candidates of Eq. 4 (default: 60 as in Sec. 4.2; 20 on synthetic worlds)",
+    )
     p.add_argument("--delta", type=float, default=1.0, help="half window in seconds (25 frames)")
     p.add_argument(
         "--transition-k",
         type=int,
         default=None,
-        help="neighbours T(a, b) is fitted from (default: 10 on synthetic worlds, "
-        "whose ~5 near-identical detections per visit fill a top-3; k_s otherwise)",
+        help="neighbours T(a, b) is fitted from (default: k_s as in Eq. 3; 5 on synthetic "
+        "worlds, whose near-identical detections fill a top-3)",
     )
-    p.add_argument("--softmax-over", default="neighbours", choices=("neighbours", "camera"))
-    p.add_argument("--propagated", action="store_true", help="also train with propagated targets")
+    p.add_argument("--softmax-over", default="camera", choices=("camera", "neighbours"))
+    p.add_argument(
+        "--no-propagated",
+        dest="propagated",
+        action="store_false",
+        help="skip the third run, with the public code's propagated targets",
+    )
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data-loading workers (default: 0 for synthetic worlds, 4 for files)",
+    )
     p.add_argument("--output-dir", default="runs/gfusion_example")
-    p.add_argument("--quick", action="store_true", help="tiny worlds, 2 epochs of 4 iterations")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny worlds, 1 epoch of 2 iterations (smoke run)"
+    )
     args = p.parse_args(argv)
     if args.quick:
-        args.preset, args.source_epochs, args.epochs, args.iters = "tiny", 2, 2, 4
-        args.batch_size, args.k_l = 16, 20
+        args.preset, args.source_epochs, args.epochs, args.iters = "tiny", 1, 1, 2
+        args.batch_size = 16
     if args.paper_schedule:
         args.depth, args.height, args.width, args.batch_size = 50, 256, 128, 64
         args.iters, args.source_epochs = 202, 80
+    if args.workers is None:
+        args.workers = 0 if args.data_root is None else 4
+    synthetic = args.data_root is None
+    if args.k_l is None:
+        args.k_l = 20 if synthetic else 60
     if args.transition_k is None:
-        args.transition_k = 10 if args.data_root is None else args.k_s
+        args.transition_k = 5 if synthetic else args.k_s
     return args
 
 
@@ -133,7 +157,7 @@ def _run_config(args, name: str, **extra: Any) -> dict[str, Any]:
         iters=args.iters,
         seed=args.seed,
         device=args.device,
-        num_workers=0 if args.data_root is None else 4,
+        num_workers=args.workers,
         eval_every=0,
         verbose=False,
         output_dir=os.path.join(args.output_dir, name),

@@ -145,16 +145,18 @@ def test_matches_brute_force(mode, seed):
         assert float(got64) == pytest.approx(want, rel=1e-10, abs=1e-10)
 
 
-def test_modes_differ_and_default_is_neighbours():
+def test_modes_differ_and_default_is_camera():
     feats, index, targets, memory, camid = random_problem(4)
     default = camera_grouped_distillation(feats, index, targets, memory, camid)
     want_nb = ref_loss(feats, index, targets, memory, camid, 0.05, "neighbours")
     want_cam = ref_loss(feats, index, targets, memory, camid, 0.05, "camera")
-    assert float(default) == pytest.approx(want_nb, rel=1e-5)
+    assert float(default) == pytest.approx(want_cam, rel=1e-5)
     assert abs(want_nb - want_cam) > 1e-3
     # the softmax_over choice is case-insensitive
-    got = camera_grouped_distillation(feats, index, targets, memory, camid, softmax_over="CAMERA")
-    assert float(got) == pytest.approx(want_cam, rel=1e-5)
+    got = camera_grouped_distillation(
+        feats, index, targets, memory, camid, softmax_over="NEIGHBOURS"
+    )
+    assert float(got) == pytest.approx(want_nb, rel=1e-5)
 
 
 # --------------------------------------------------------------- gradients
@@ -192,7 +194,7 @@ def test_module_equals_function(mode):
     fn = camera_grouped_distillation(feats, index, targets, memory, camid, 0.1, softmax_over=mode)
     assert torch.equal(module(feats, index, targets, memory, camid), fn)
     assert repr(module) == f"CameraGroupedDistillation(temperature=0.1, softmax_over='{mode}')"
-    assert CameraGroupedDistillation().extra_repr() == "temperature=0.05, softmax_over='neighbours'"
+    assert CameraGroupedDistillation().extra_repr() == "temperature=0.05, softmax_over='camera'"
 
 
 def test_module_errors():

@@ -45,7 +45,7 @@ def test_paper_defaults():
     assert params["k_s"] == 3 and params["k_l"] == 60 and params["delta"] == 1.0
     assert params["alpha"] == 1.0 and params["temperature"] == 0.05
     assert params["momentum"] == 0.01 and params["lam"] == 0.99 and params["top_k"] == 14
-    assert params["target"] == "paper" and params["softmax_over"] == "neighbours"
+    assert params["target"] == "paper" and params["softmax_over"] == "camera"
     assert params["spatiotemporal"] is True
     assert Supervised().config().epochs == 80  # Sec. 4.2's source pre-training
 
@@ -106,7 +106,7 @@ class _Capture(GFusion):
 
 
 def _brute_force_loss(q, index, sup, memory, camid, tau):
-    """Eq. 12-13 with the softmax over the neighbours of each camera, one anchor at a time."""
+    """Eq. 12-13 with the softmax over each camera's whole memory, one anchor at a time."""
     src, dst = sup.edge_index.numpy()
     w = sup.weight.double().numpy()
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
@@ -114,10 +114,9 @@ def _brute_force_loss(q, index, sup, memory, camid, tau):
     for b, i in enumerate(index):
         nbrs = [(j, w[e]) for e, (j, a) in enumerate(zip(src, dst, strict=True)) if a == i]
         for c in set(camid[j] for j, _ in nbrs):
-            group = [(j, t) for j, t in nbrs if camid[j] == c]
-            z = np.array([memory[j] @ q[b] / tau for j, _ in group])
+            z = memory[camid == c] @ q[b] / tau
             lse = np.log(np.exp(z - z.max()).sum()) + z.max()
-            total -= sum(t * (zj - lse) for (_, t), zj in zip(group, z, strict=True))
+            total -= sum(t * (memory[j] @ q[b] / tau - lse) for j, t in nbrs if camid[j] == c)
     return total / len(index)
 
 

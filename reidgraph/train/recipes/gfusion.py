@@ -190,9 +190,12 @@ class GFusion(_GFusionTerm, Recipe):
             (default: :obj:`"paper"`)
         lam (float, optional): :math:`\lambda`. (default: :obj:`0.99`)
         top_k (int, optional): Propagated neighbours kept. (default: :obj:`14`)
-        softmax_over (str, optional): Eq. 13's softmax over the
-            ``"neighbours"`` in the camera, or the whole ``"camera"``
-            memory (the public code). (default: :obj:`"neighbours"`)
+        softmax_over (str, optional): Eq. 13's softmax over the camera's
+            whole memory, ``"camera"`` (the public code; Eq. 10's zero
+            targets outside the neighbourhood are then its negatives), or
+            over the anchor's ``"neighbours"`` in the camera, the
+            denominator as printed, which degrades the features in our runs
+            (``docs/train_gfusion.md``). (default: :obj:`"camera"`)
         temperature (float, optional): :math:`\tau`. (default: :obj:`0.05`)
         momentum (float, optional): :math:`m` of Eq. 14, the weight of the
             old memory entry. (default: :obj:`0.01`)
@@ -222,7 +225,7 @@ class GFusion(_GFusionTerm, Recipe):
         target: str = "paper",
         lam: float = 0.99,
         top_k: int = 14,
-        softmax_over: str = "neighbours",
+        softmax_over: str = "camera",
         temperature: float = 0.05,
         momentum: float = 0.01,
         graph_seed: int = 0,
@@ -345,7 +348,7 @@ class ClusterContrastGFusion(_GFusionTerm, ClusterContrast):
         target: str = "paper",
         lam: float = 0.99,
         top_k: int = 14,
-        softmax_over: str = "neighbours",
+        softmax_over: str = "camera",
         instance_momentum: float = 0.01,
         gfusion_temperature: float = 0.05,
         graph_seed: int = 0,
