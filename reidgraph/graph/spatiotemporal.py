@@ -79,9 +79,11 @@ def spatiotemporal_graph(
     alpha: float = 1.0,
     transitions: TransitionSet | None = None,
     *,
+    transition_k: int | None = None,
     symmetric: bool = False,
     backend: str = "auto",
-) -> Data:
+    return_transitions: bool = False,
+) -> Data | tuple[Data, TransitionSet]:
     r"""The spatio-temporal fusion graph of G-Fusion (MM 2023, Sec. 3.1, Eq. 1–5).
 
     .. math::
@@ -106,8 +108,9 @@ def spatiotemporal_graph(
 
     **transitions**: the sets :math:`T(a, b)` of Eq. 3. At training time
     (Sec. 3.1) they come from the graph's own data: ``None`` fits them on
-    ``data`` from the same top-:math:`k_s` lists (equal to
-    ``TransitionSet.fit(data, k_s)``). At test time (Sec. 3.4) pass the
+    ``data`` from the same search's top-``transition_k`` lists (equal to
+    ``TransitionSet.fit(data, transition_k)``; one neighbour search serves
+    both). At test time (Sec. 3.4) pass the
     :class:`~reidgraph.graph.transitions.TransitionSet` fitted on the
     training set. For a visual-only graph (no :math:`E_{st}`, the ablation
     without spatio-temporal information) use
@@ -130,16 +133,23 @@ def spatiotemporal_graph(
             (default: :obj:`1.0`, Sec. 4.2)
         transitions (TransitionSet, optional): :math:`T(a, b)`; :obj:`None`
             fits them on ``data`` (see above). (default: :obj:`None`)
+        transition_k (int, optional): Neighbours (self counted) that
+            :math:`T(a, b)` is fitted from when ``transitions`` is
+            :obj:`None`, :math:`\le k_l`. (default: :obj:`None`, ``k_s`` as
+            in Eq. 3)
         symmetric (bool, optional): Return :math:`A^*` of Eq. 6 instead of
             :math:`A`. (default: :obj:`False`)
         backend (str, optional): :func:`reidgraph.ops.topk` backend.
             (default: :obj:`"auto"`)
+        return_transitions (bool, optional): Also return the
+            :math:`T(a, b)` used (fitted or given). (default: :obj:`False`)
 
     Returns:
         torch_geometric.data.Data: A shallow copy of ``data`` with
         ``edge_index`` ``[2, E]``, ``edge_weight`` ``[E]`` (:math:`S_{ij}`)
         and ``edge_type`` ``[E]``; without ``symmetric``, edges are grouped
-        by target in rank order.
+        by target in rank order. With ``return_transitions``, the pair
+        ``(graph, transitions)``.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.3], [0.45]])
@@ -161,13 +171,20 @@ def spatiotemporal_graph(
     delta, alpha = _check_delta(delta), _check_alpha(alpha)
     transitions = _check_transitions(transitions)
     symmetric = _check_bool(symmetric, "symmetric")
+    return_transitions = _check_bool(return_transitions, "return_transitions")
+    if transition_k is None:
+        transition_k = k_s
+    transition_k = check_int(
+        transition_k, "transition_k", min_value=1, max_value=k_l,
+        max_reason=f"T(a, b) is fitted from the same top-k_l search (k_l = {k_l})",
+    )  # fmt: skip
 
     _, nbr = _neighbors(x, k_l, "gaussian", backend)  # [N, k_l - 1], self removed
     anchor = torch.arange(n, device=x.device)
     if transitions is None:
-        vis = nbr[:, : k_s - 1]
+        vis = nbr[:, : transition_k - 1]
         pairs = torch.stack([anchor.unsqueeze(1).expand_as(vis).reshape(-1), vis.reshape(-1)])
-        transitions = TransitionSet.from_pairs(camid, time, pairs, k_s=k_s)
+        transitions = TransitionSet.from_pairs(camid, time, pairs, k_s=transition_k)
     else:
         _check_cameras(camid, "data.camid", transitions.num_cameras)
 
@@ -193,7 +210,7 @@ def spatiotemporal_graph(
     out.edge_index, out.edge_weight, out.edge_type = edge_index, weight, edge_type
     if "edge_attr" in out:
         out.edge_attr = None
-    return out
+    return (out, transitions) if return_transitions else out
 
 
 _EDGE_KEYS = ("edge_index", "edge_weight", "edge_type")

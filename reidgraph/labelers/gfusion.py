@@ -185,12 +185,15 @@ def propagated_affinity(
     :math:`W_{ij}` (row :math:`i`, the edges ``j -> i``) is the edge weight
     scaled so that the neighbours of :math:`i` in camera :math:`c` share
     :math:`n_c / n_i` of the row (each row sums to 1). :math:`F` is dense
-    (every node reaches every node of its component), so it is never
-    formed: :math:`I - \lambda W` is factorised once (sparse LU,
-    :func:`scipy.sparse.linalg.splu`) and the rows of :math:`F` are solved for
-    ``chunk_size`` anchors at a time, each chunk reduced to its top-:math:`k`
-    before the next. Memory :math:`O(\text{chunk\_size} \cdot N)` plus the
-    factor.
+    within each connected component (every node reaches every node of its
+    component) and zero between components, so it is never formed for the
+    whole graph: the components (:func:`scipy.sparse.csgraph.connected_components`)
+    are solved on their own — those of up to 2,048 nodes as batched dense
+    systems (:func:`torch.linalg.solve`, grouped by size), larger ones by one
+    sparse LU factorisation (:func:`scipy.sparse.linalg.splu`) with their rows
+    solved ``chunk_size`` anchors at a time — and every row is reduced to its
+    top-:math:`k` at once. Memory: 256 MiB per dense batch, or
+    :math:`O(\text{chunk\_size} \cdot N_c)` plus the factor.
 
     Args:
         edge_index (torch.Tensor): ``[2, E]`` edges ``j -> i``, no self loops
@@ -223,7 +226,7 @@ def propagated_affinity(
                 [0, 1, 2]])
     """
     import scipy.sparse as sp
-    from scipy.sparse.linalg import splu
+    from scipy.sparse.csgraph import connected_components
 
     camid = as_tensor(camid, "camid")
     n = camid.numel() if num_nodes is None else check_int(num_nodes, "num_nodes", min_value=1)
@@ -248,25 +251,94 @@ def propagated_affinity(
     # W[i, j] = w(j -> i): rows are anchors.
     W = sp.csr_matrix((w.numpy(), (dst.numpy(), src.numpy())), shape=(n, n))
     W.sum_duplicates()
-    # Rows of G = (I - lam W)^-1 are the columns of G^T: solve (I - lam W)^T X = E.
-    lu = splu(sp.csc_matrix(sp.identity(n, format="csc") - float(lam) * W.T))
-    idx_out, val_out = [], []
-    for s in range(0, n, chunk_size):
-        rows = np.arange(s, min(n, s + chunk_size))
-        rhs = np.zeros((n, rows.size))
-        rhs[rows, np.arange(rows.size)] = 1.0
-        g = lu.solve(rhs).T  # G[rows, :]
-        f = torch.from_numpy(np.asarray(W.T.dot(g.T).T))  # F[rows, :] = G[rows, :] W
-        f[torch.arange(rows.size), torch.from_numpy(rows)] = -1.0  # the anchor itself
-        val, idx = f.topk(top_k, dim=1)
-        idx_out.append(idx)
-        val_out.append(val)
-    idx = torch.cat(idx_out)
-    val = torch.cat(val_out)
+    # F has no entry between components: solve each on its own.
+    _, comp = connected_components(W, directed=True, connection="weak")
+    comp = torch.from_numpy(comp).long()
+    sizes = torch.bincount(comp)
+    order = torch.argsort(comp, stable=True)  # nodes grouped by component
+    starts = torch.cumsum(sizes, 0) - sizes
+    idx = torch.full((n, top_k), -1, dtype=torch.long)
+    val = torch.zeros(n, top_k, dtype=torch.float64)
+    small = sizes <= _DENSE_COMPONENT
+    # Small components: one batched dense solve per size bucket (powers of two).
+    bucket = torch.ceil(torch.log2(sizes.clamp_min(1).double())).long()
+    for b in torch.unique(bucket[small]).tolist():
+        comps = ((bucket == b) & small).nonzero().flatten()
+        width = int(sizes[comps].max())
+        per_batch = max(1, _DENSE_BYTES // (3 * 8 * width * width))
+        for s0 in range(0, comps.numel(), per_batch):
+            _solve_dense(W, comps[s0 : s0 + per_batch], sizes, starts, order, lam, idx, val)
+    # Large components: sparse LU of (I - lam W)^T restricted to the component.
+    for c in (~small).nonzero().flatten().tolist():
+        nodes = order[starts[c] : starts[c] + sizes[c]]
+        _solve_sparse(W, nodes, lam, chunk_size, idx, val)
     anchor = torch.arange(n).unsqueeze(1).expand_as(idx)
-    ok = val > 0
+    ok = (val > 0) & (idx >= 0)
     out_index = torch.stack([idx[ok], anchor[ok]]).to(dev)
     return out_index, val[ok].float().to(dev)
+
+
+#: Components up to this size are solved densely (batched); larger ones by sparse LU.
+_DENSE_COMPONENT = 2048
+#: Memory for one batch of dense component solves.
+_DENSE_BYTES = 256 * 2**20
+
+
+def _solve_dense(W, comps, sizes, starts, order, lam, idx, val) -> None:
+    r"""Rows of :math:`F = (I - \lambda W)^{-1} W` for a batch of small
+    components, padded to the largest (padding rows/columns are zero, so
+    they stay zero in :math:`F`); writes each row's top-:math:`k` into
+    ``idx`` / ``val``."""
+    top_k = idx.size(1)
+    cs = sizes[comps]
+    width = int(cs.max())
+    # Local position of every node of these components, and its batch row.
+    local = torch.arange(width).unsqueeze(0)
+    valid = local < cs.unsqueeze(1)  # [c, width]
+    nodes = torch.full((comps.numel(), width), -1, dtype=torch.long)
+    nodes[valid] = order[(starts[comps].unsqueeze(1) + local)[valid]]
+    flat = nodes[valid]
+    sub = W[flat.numpy()][:, flat.numpy()].tocoo()  # block diagonal over the batch
+    batch_of = torch.arange(comps.numel()).unsqueeze(1).expand_as(nodes)[valid]
+    pos_of = local.expand_as(nodes)[valid]
+    r, c = torch.from_numpy(sub.row).long(), torch.from_numpy(sub.col).long()
+    Wb = torch.zeros(comps.numel(), width, width, dtype=torch.float64)
+    Wb[batch_of[r], pos_of[r], pos_of[c]] = torch.from_numpy(sub.data)
+    eye = torch.eye(width, dtype=torch.float64)
+    F = torch.linalg.solve(eye - float(lam) * Wb, Wb)  # [c, width, width], rows = anchors
+    F[:, torch.arange(width), torch.arange(width)] = -1.0  # the anchor itself
+    F[~valid.unsqueeze(1).expand_as(F)] = -1.0  # padding columns
+    k = min(top_k, width)
+    v, j = F[valid].topk(k, dim=1)  # [nodes, k] local columns
+    cols = nodes[batch_of].gather(1, j)
+    idx[flat, :k] = torch.where(v > 0, cols, -1)
+    val[flat, :k] = v.clamp_min(0)
+
+
+def _solve_sparse(W, nodes, lam, chunk_size, idx, val) -> None:
+    r"""Rows of :math:`F` for one large component: factorise
+    :math:`(I - \lambda W)^\top` once (sparse LU) and solve ``chunk_size``
+    anchors at a time (:math:`G^\top e_i`, then :math:`F_{i\cdot} =
+    G_{i\cdot} W`), each chunk reduced to its top-:math:`k` at once."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    top_k = idx.size(1)
+    m = nodes.numel()
+    sub = W[nodes.numpy()][:, nodes.numpy()].tocsr()
+    lu = splu(sp.csc_matrix(sp.identity(m, format="csc") - float(lam) * sub.T))
+    k = min(top_k, m - 1)
+    for s0 in range(0, m, chunk_size):
+        rows = np.arange(s0, min(m, s0 + chunk_size))
+        rhs = np.zeros((m, rows.size))
+        rhs[rows, np.arange(rows.size)] = 1.0
+        g = lu.solve(rhs).T  # G[rows, :]
+        f = torch.from_numpy(np.asarray(sub.T.dot(g.T).T))  # F[rows, :] = G[rows, :] W
+        f[torch.arange(rows.size), torch.from_numpy(rows)] = -1.0  # the anchor itself
+        v, j = f.topk(k, dim=1)
+        anchors = nodes[torch.from_numpy(rows)]
+        idx[anchors, :k] = torch.where(v > 0, nodes[j], -1)
+        val[anchors, :k] = v.clamp_min(0)
 
 
 class GFusionAffinity(PseudoLabeler):
@@ -306,8 +378,9 @@ class GFusionAffinity(PseudoLabeler):
         spatiotemporal (bool, optional): Add :math:`E_{st}`; needs ``camid``
             and finite ``time``. (default: :obj:`True`)
         transition_k (int, optional): Neighbours (self counted) that
-            :math:`T(a, b)` is fitted from; :obj:`None` uses ``k_s`` as
-            Eq. 3 does. (default: :obj:`None`)
+            :math:`T(a, b)` is fitted from, :math:`\le k_l` (the same
+            neighbour search serves both); :obj:`None` uses ``k_s`` as Eq. 3
+            does. (default: :obj:`None`)
         transitions (TransitionSet, optional): Use these :math:`T(a, b)`
             instead of fitting them. (default: :obj:`None`)
         channels (int, optional): Width of the random projections (hidden
@@ -425,26 +498,26 @@ class GFusionAffinity(PseudoLabeler):
         if self.spatiotemporal:
             self._check_st(data)
             transitions = self.transitions
-            if transitions is None:
-                k_t = self.k_s if self.transition_k is None else self.transition_k
-                k_t = check_int(k_t, "transition_k", min_value=1, max_value=n)
-                spine = Data(x=x, camid=data.camid, time=data.time)
-                transitions = TransitionSet.fit(spine, k_t, backend=self.backend)
-            elif not isinstance(transitions, TransitionSet):
-                raise TypeError(
-                    f"'transitions' must be a TransitionSet or None, got "
-                    f"{type(transitions).__name__}"
-                )
-            self.transitions_ = transitions
-            graph = spatiotemporal_graph(
+            if transitions is not None:
+                if not isinstance(transitions, TransitionSet):
+                    raise TypeError(
+                        f"'transitions' must be a TransitionSet or None, got "
+                        f"{type(transitions).__name__}"
+                    )
+                if transitions.device != x.device:
+                    transitions = transitions.to(x.device)
+            # One neighbour search serves Eq. 3 (top transition_k) and Eq. 4 (top k_l).
+            graph, self.transitions_ = spatiotemporal_graph(
                 Data(x=x, camid=data.camid, time=data.time),
                 self.k_s,
                 self.k_l,
                 self.delta,
                 self.alpha,
-                transitions.to(x.device),
+                transitions,
+                transition_k=self.transition_k,
                 symmetric=True,
                 backend=self.backend,
+                return_transitions=True,
             )
         else:
             graph = knn_graph(Data(x=x), self.k_s, alpha=self.alpha, symmetric=True,

@@ -386,3 +386,26 @@ def test_spatiotemporal_cuda_matches_cpu():
     assert gpu.edge_index.is_cuda
     assert torch.equal(cpu.edge_index, gpu.edge_index.cpu())
     assert torch.equal(cpu.edge_type, gpu.edge_type.cpu())
+
+
+def test_transitions_from_the_same_search():
+    # Hand values (header): with transition_k = 2 the fitted T is T(0,1) = {-4, -2.8},
+    # T(1,0) = {2.8, 4}, T(2,1) = {16}; one search serves Eq. 3 and Eq. 4.
+    g, T = spatiotemporal_graph(
+        _data(), k_s=3, k_l=4, transition_k=2, backend="torch", return_transitions=True
+    )
+    assert T.values(0, 1).tolist() == pytest.approx([-4.0, -2.8])
+    assert T.values(1, 0).tolist() == pytest.approx([2.8, 4.0])
+    assert T.values(2, 1).tolist() == pytest.approx([16.0])
+    assert T.num_transitions == 5 and T.k_s == 2
+    # The same T as fitting it on its own (TransitionSet.fit runs its own top-2 search).
+    assert T == TransitionSet.fit(_data(), k_s=2, backend="torch")
+    # Default transition_k = k_s; a given T comes back unchanged.
+    _, T3 = spatiotemporal_graph(_data(), k_s=3, k_l=4, backend="torch", return_transitions=True)
+    assert T3 == TransitionSet.fit(_data(), k_s=3, backend="torch")
+    _, same = spatiotemporal_graph(_data(), 2, 4, transitions=T, return_transitions=True)
+    assert same is T
+    with pytest.raises(ValueError, match=r"'transition_k' must be <= 4 \(T\(a, b\) is fitted"):
+        spatiotemporal_graph(_data(), k_s=2, k_l=4, transition_k=5)
+    with pytest.raises(TypeError, match="'return_transitions' must be a bool"):
+        spatiotemporal_graph(_data(), k_s=2, k_l=4, return_transitions=1)

@@ -294,8 +294,14 @@ def _random_simple_graph(n, num_cams, in_degree, seed, isolated=()):
     )
 
 
-@pytest.mark.parametrize("chunk_size", [1024, 7])
-def test_propagated_affinity_matches_dense_inverse(chunk_size):
+@pytest.mark.parametrize(
+    ("chunk_size", "dense_limit"),
+    [(1024, 2048), (1024, 4), (7, 4)],  # batched dense solves; sparse LU (in chunks)
+)
+def test_propagated_affinity_matches_dense_inverse(chunk_size, dense_limit, monkeypatch):
+    import reidgraph.labelers.gfusion as gf
+
+    monkeypatch.setattr(gf, "_DENSE_COMPONENT", dense_limit)
     n, lam, k = 40, 0.9, 6
     ei, w, camid = _random_simple_graph(n, 3, 4, seed=3, isolated=(39,))
     idx, val = propagated_affinity(ei, w, camid, lam=lam, top_k=k, chunk_size=chunk_size)
@@ -515,3 +521,24 @@ def test_labeler_empty_camera_pair_gets_no_spatiotemporal_edge(train):
     assert frozenset((0, 1)) not in pairs
     assert pairs  # the other camera pairs still have spatio-temporal edges
     _check_supervision(lab.supervision_, lab.graph_, cam, train.num_nodes)
+
+
+def test_propagated_affinity_many_components_match_dense_inverse(monkeypatch):
+    # Several components of different sizes (different dense buckets, and with a small dense
+    # limit some solved by sparse LU), the edges of one never reaching another.
+    import reidgraph.labelers.gfusion as gf
+
+    parts, offset = [], 0
+    for size, seed in ((3, 0), (9, 1), (17, 2), (30, 3)):
+        ei, w, cam = _random_simple_graph(size, 2, min(3, size - 1), seed=seed)
+        parts.append((ei + offset, w, cam))
+        offset += size
+    ei = torch.cat([p[0] for p in parts], 1)
+    w = torch.cat([p[1] for p in parts])
+    camid = torch.cat([p[2] for p in parts])
+    want = ref_propagated(ei, w, camid.numpy(), offset, 0.95, 5)
+    for limit in (2048, 10):
+        monkeypatch.setattr(gf, "_DENSE_COMPONENT", limit)
+        idx, val = propagated_affinity(ei, w, camid, lam=0.95, top_k=5)
+        got = dict(zip(zip(*idx.tolist(), strict=True), val.tolist(), strict=True))
+        assert_dict_close(got, want, tol=1e-5)
