@@ -243,7 +243,7 @@ def affinity(
     alpha: float = 1.0,
     *,
     h_dst: Tensor | None = None,
-    chunk_size: int = 65536,
+    chunk_size: int = 4096,
 ) -> Tensor:
     r"""The Gaussian affinity :math:`M` of G-Fusion Eq. 8, only on the given pairs.
 
@@ -265,7 +265,9 @@ def affinity(
         h_dst (torch.Tensor, optional): ``[N', c]`` embeddings indexed by
             ``pair_index[1]`` (bipartite, e.g. gallery); :obj:`None` means ``h``.
             (default: :obj:`None`)
-        chunk_size (int, optional): Pairs per chunk. (default: :obj:`65536`)
+        chunk_size (int, optional): Pairs per chunk; small chunks keep the
+            gathered rows in cache (3x faster than 65,536 at 48k pairs of
+            2048-d embeddings on the CPU). (default: :obj:`4096`)
 
     Returns:
         torch.Tensor: ``[P]`` affinities in :math:`(0, 1]`.

@@ -72,6 +72,15 @@ class _GFusionTerm:
     spatiotemporal: bool
     transitions_: Any = None
 
+    def _store(self, values: dict[str, Any]) -> None:
+        # scikit-learn style: every __init__ argument is stored under its own name.
+        for name in self._param_names():
+            setattr(self, name, values[name])
+
+    def check_dataset(self, dataset: Any) -> None:
+        super().check_dataset(dataset)
+        self._check_time(dataset)
+
     def _check_time(self, dataset: Any) -> None:
         if self.spatiotemporal and not getattr(dataset, "has_time", True):
             raise RecipeError(
@@ -230,24 +239,7 @@ class GFusion(_GFusionTerm, Recipe):
         momentum: float = 0.01,
         graph_seed: int = 0,
     ) -> None:
-        self.spatiotemporal = spatiotemporal
-        self.k_s = k_s
-        self.k_l = k_l
-        self.delta = delta
-        self.alpha = alpha
-        self.transition_k = transition_k
-        self.channels = channels
-        self.target = target
-        self.lam = lam
-        self.top_k = top_k
-        self.softmax_over = softmax_over
-        self.temperature = temperature
-        self.momentum = momentum
-        self.graph_seed = graph_seed
-
-    def check_dataset(self, dataset) -> None:
-        super().check_dataset(dataset)
-        self._check_time(dataset)
+        self._store(locals())
 
     def pseudo_label(self, data, state) -> SoftAffinity:
         return self._affinity(data)
@@ -353,26 +345,7 @@ class ClusterContrastGFusion(_GFusionTerm, ClusterContrast):
         gfusion_temperature: float = 0.05,
         graph_seed: int = 0,
     ) -> None:
-        super().__init__(eps, min_samples, k1, k2, momentum, temperature)
-        self.gfusion_weight = gfusion_weight
-        self.spatiotemporal = spatiotemporal
-        self.k_s = k_s
-        self.k_l = k_l
-        self.delta = delta
-        self.alpha = alpha
-        self.transition_k = transition_k
-        self.channels = channels
-        self.target = target
-        self.lam = lam
-        self.top_k = top_k
-        self.softmax_over = softmax_over
-        self.instance_momentum = instance_momentum
-        self.gfusion_temperature = gfusion_temperature
-        self.graph_seed = graph_seed
-
-    def check_dataset(self, dataset) -> None:
-        super().check_dataset(dataset)
-        self._check_time(dataset)
+        self._store(locals())
 
     def pseudo_label(self, data, state) -> ClustersAndAffinity:
         clusters = self.make_labeler(state).fit(data).supervision_
