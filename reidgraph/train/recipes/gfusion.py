@@ -111,20 +111,23 @@ class _GFusionTerm:
         self.transitions_ = labeler.transitions_
         return labeler.supervision_
 
-    def _instance_memory(self, state: Any) -> InstanceMemory:
+    def _instance_memory(self, state: Any, momentum: float) -> InstanceMemory:
+        # Eq. 14's bank starts every epoch from the features just extracted.
         x = state.data.x
-        memory = InstanceMemory(x.size(0), x.size(1), momentum=self.momentum)
+        memory = InstanceMemory(x.size(0), x.size(1), momentum=momentum)
         memory.reset(x)
         return memory
 
-    def _distillation(self, feats: Tensor, index: Tensor, targets: SoftAffinity, memory, state):
+    def _distillation(
+        self, feats: Tensor, batch: dict, targets: SoftAffinity, memory, state, tau: float
+    ) -> Tensor:
         return camera_grouped_distillation(
             feats,
-            index,
+            batch["index"],
             targets,
             memory.features,
             state.data.camid,
-            self.temperature,
+            tau,
             softmax_over=self.softmax_over,
         )
 
@@ -245,15 +248,11 @@ class GFusion(_GFusionTerm, Recipe):
         return self._affinity(data)
 
     def make_memory(self, state) -> nn.Module:
-        return self._instance_memory(state)
+        return self._instance_memory(state, self.momentum)
 
     def loss(self, batch: dict[str, Any], outputs: Any, state) -> dict[str, Tensor]:
-        feats = outputs.bn_feat.float()
-        return {
-            "gfusion": self._distillation(
-                feats, batch["index"], state.supervision, state.memory, state
-            )
-        }
+        feats, sup, tau = outputs.bn_feat.float(), state.supervision, self.temperature
+        return {"gfusion": self._distillation(feats, batch, sup, state.memory, state, tau)}
 
     def after_step(self, batch: dict[str, Any], outputs: Any, state) -> None:
         state.memory.update(F.normalize(outputs.bn_feat.float(), dim=1), batch["index"])
@@ -353,21 +352,8 @@ class ClusterContrastGFusion(_GFusionTerm, ClusterContrast):
 
     def make_memory(self, state) -> nn.Module:
         cluster = super().make_memory(state)
-        x = state.data.x
-        instance = InstanceMemory(x.size(0), x.size(1), momentum=self.instance_momentum)
-        instance.reset(x)
+        instance = self._instance_memory(state, self.instance_momentum)
         return nn.ModuleDict({"cluster": cluster, "instance": instance})
-
-    def _distillation(self, feats, index, targets, memory, state):
-        return camera_grouped_distillation(
-            feats,
-            index,
-            targets,
-            memory.features,
-            state.data.camid,
-            self.gfusion_temperature,
-            softmax_over=self.softmax_over,
-        )
 
     def loss(self, batch: dict[str, Any], outputs: Any, state) -> dict[str, Tensor]:
         from reidgraph.losses import cluster_nce
@@ -375,7 +361,8 @@ class ClusterContrastGFusion(_GFusionTerm, ClusterContrast):
         feats = outputs.bn_feat.float()
         sup, memory = state.supervision, state.memory
         nce = cluster_nce(feats, self._targets(batch, state), memory["cluster"])
-        gf = self._distillation(feats, batch["index"], sup.affinity, memory["instance"], state)
+        tau = self.gfusion_temperature
+        gf = self._distillation(feats, batch, sup.affinity, memory["instance"], state, tau)
         return {"nce": nce, "gfusion": self.gfusion_weight * gf}
 
     def after_step(self, batch: dict[str, Any], outputs: Any, state) -> None:
